@@ -14,7 +14,14 @@ from typing import Any, TextIO
 import orjson
 
 from ._version import __version__
-from .errors import BatchUpdateError, ConfigurationError, InputError, JobFileError, UsageError
+from .errors import (
+    BatchUpdateError,
+    ConfigurationError,
+    InputError,
+    JobFileError,
+    LedgerLockedError,
+    UsageError,
+)
 from .jobs import open_sources
 from .jobset import JobSet
 from .schema import parse_assignment
@@ -188,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"batchupdate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LedgerLockedError as exc:
+        print(f"batchupdate: {exc}; wait for it to finish, or use another --ledger", file=sys.stderr)
+        return EXIT_LOCKED
     except BatchUpdateError as exc:
         print(f"batchupdate: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -10,6 +10,7 @@
     │                              RequestId, retry-after hint
     └── TransportError             no usable answer came back
         ├── ConnectError           could not connect, or the connection broke mid-request
+        │   └── CertificateError   TLS verification failed (aborts the run: retrying cannot help)
         ├── RequestTimeout         the attempt's time limit passed
         └── BadResponseError       an answer that is not the JSON the API speaks (an HTML 502 page)
 
@@ -25,6 +26,7 @@ import enum
 __all__ = [
     "BadResponseError",
     "BatchUpdateError",
+    "CertificateError",
     "ConfigurationError",
     "ConnectError",
     "InputError",
@@ -129,6 +131,12 @@ class ConnectError(TransportError):
     code = "ConnectionError"
 
 
+class CertificateError(ConnectError):
+    """TLS verification failed: retrying cannot help, so the run stops."""
+
+    code = "CertificateError"
+
+
 class RequestTimeout(TransportError):
     code = "Timeout"
 
@@ -158,6 +166,8 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 def classify(error: BaseException) -> Verdict:
     """What to do after `error`: decided by Code first, HTTP status second."""
+    if isinstance(error, CertificateError):
+        return Verdict.ABORT
     if isinstance(error, TransportError):
         return Verdict.RETRY
     if not isinstance(error, RemoteError):

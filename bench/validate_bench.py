@@ -8,11 +8,9 @@ baseline is a bare `orjson.loads` loop over the same file, in the same script.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
@@ -63,7 +61,9 @@ print(0, 0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 def child(code: str, path: Path | None = None) -> tuple[int, float, int]:
     out = subprocess.run(
         [sys.executable, "-c", code, *([str(path)] if path else [])],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return int(out[0]), float(out[1]), int(out[2]) * 1024
 
