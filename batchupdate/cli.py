@@ -180,6 +180,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if jobset.error_count == 0 else EXIT_USAGE
 
 
+def _ours(error: BaseException) -> BatchUpdateError | None:
+    """Our error, also from inside a task group's ExceptionGroup."""
+    if isinstance(error, BatchUpdateError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _ours(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _report(error: BatchUpdateError) -> int:
+    text = str(error)
+    if not text.startswith("batchupdate"):
+        text = f"batchupdate: {text}"
+    if isinstance(error, LedgerLockedError):
+        print(f"{text}; wait for it to finish, or use another --ledger", file=sys.stderr)
+        return EXIT_LOCKED
+    print(text, file=sys.stderr)
+    if isinstance(error, InputError | ConfigurationError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -189,17 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         code: int = args.handler(args)
         return code
-    except InputError as exc:
-        print(f"batchupdate: {exc}" if not str(exc).startswith("batchupdate") else exc, file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigurationError as exc:
-        print(f"batchupdate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except LedgerLockedError as exc:
-        print(f"batchupdate: {exc}; wait for it to finish, or use another --ledger", file=sys.stderr)
-        return EXIT_LOCKED
-    except BatchUpdateError as exc:
-        print(f"batchupdate: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_FAILED
+    except (BatchUpdateError, BaseExceptionGroup) as error:
+        ours = _ours(error)
+        if ours is None:
+            raise
+        return _report(ours)

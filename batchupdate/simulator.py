@@ -162,7 +162,9 @@ class Simulator:
                 if not isinstance(item, Row):
                     continue
                 model_id, version_name = item.fields.get("ModelId"), item.fields.get("VersionName")
-                if not (isinstance(model_id, str) and isinstance(version_name, str) and model_id and version_name):
+                if not (
+                    isinstance(model_id, str) and isinstance(version_name, str) and model_id and version_name
+                ):
                     continue
                 if version_name not in self.state.get(model_id, {}):
                     self.add_version({"ModelId": model_id, "VersionName": version_name})
@@ -189,7 +191,27 @@ class Simulator:
         app.router.add_route("PUT", "/api/v1/models/{model}/versions/{version}", self._put)
         app.router.add_route("GET", "/api/v1/models/{model}/versions/{version}", self._get)
         app.router.add_route("GET", "/api/v1/models/{model}/versions", self._list)
+        app.router.add_route("GET", "/_simulator/counters", self._counters)
         return app
+
+    def counters_dict(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "requests": c.requests,
+            "by_status": {str(k): v for k, v in c.by_status.items()},
+            "by_code": dict(c.by_code),
+            "by_action": dict(c.by_action),
+            "puts_applied": [[m, v, n] for (m, v), n in c.puts_applied.items()],
+            "throttled": c.throttled,
+            "resets": c.resets,
+            "hangs": c.hangs,
+            "garbage": c.garbage,
+            "max_in_flight": c.max_in_flight,
+        }
+
+    async def _counters(self, request: web.Request) -> web.Response:
+        """Not part of the API: what the simulator saw, for tests and demos (unsigned, read-only)."""
+        return web.Response(body=orjson.dumps(self.counters_dict()), content_type="application/json")
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
@@ -250,6 +272,8 @@ class Simulator:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if request.path.startswith("/_simulator/"):
+            return await handler(request)
         counters = self.counters
         counters.requests += 1
         counters.in_flight += 1

@@ -4,12 +4,13 @@ A limiter is a tiny object with a tiny interface (after aiometer's meters): `awa
 each attempt, then `succeeded(rtt)` or `throttled(retry_after)` when its answer comes back.
 
 The adaptive rate, with no `--rate`, starts unthrottled. On a throttling answer it cuts the
-shared rate once per round trip: by half while many answers are throttled (the start of a run,
-far above what the server allows), by a tenth when throttling is rare (near the limit). Between
-cuts it regrows along CUBIC's curve (as AWS SDKs' adaptive retry mode does): fast back up to
-the rate of the last cut, a plateau there, then a slow, accelerating probe above it. So a run
-converges on what the server allows, with few throttled answers. A server's wait hint
-(`x-acs-retry-after` / `Retry-After`) pauses every sender, not only the throttled one.
+shared rate, at most once per round trip, to 90% of what the server accepted over the last
+second (above its limit, that is the limit itself; measured over at least a quarter second, so
+an initial burst allowance does not read as the rate). Between cuts it regrows along CUBIC's
+curve (as AWS SDKs' adaptive retry mode does): quickly back towards the rate that was throttled,
+a plateau there, then a slow, accelerating probe above it. So a run converges on what the server
+allows, with few throttled answers. A server's wait hint (`x-acs-retry-after` / `Retry-After`)
+pauses every sender, not only the throttled one.
 
 The clock and the sleep are injected, so tests drive it with a fake clock.
 """
@@ -25,11 +26,10 @@ import anyio
 
 __all__ = ["AdaptiveRate"]
 
-_WINDOW = 1.0  # seconds of history for the throttled share
+_WINDOW = 1.0  # seconds of history for the accepted rate
 _CUBIC_C = 0.4  # CUBIC's scaling constant (RFC 8312)
-_GENTLE = 0.9  # cut to this share near the limit
-_HARD = 0.5  # cut to this share far above it
-_HARD_SHARE = 0.2  # throttled share of recent answers that counts as "far above"
+_BETA = 0.9  # cut to this share of the accepted rate
+_MIN_SPAN = 0.25  # seconds: the accepted rate is never measured over less
 MIN_RATE = 0.5  # requests per second; never stop entirely
 
 
@@ -109,10 +109,11 @@ class AdaptiveRate:
         if not self.adaptive or now < self._cooldown_until:
             return
         current = self.rate if self.rate is not None else self._send_rate(now)
-        share = self._throttled_share()
-        beta = _HARD if share > _HARD_SHARE else _GENTLE
+        # Above the limit, what the server accepted over the last second is the limit itself:
+        # cut to a little under it (or under the current rate, if that is lower). CUBIC then
+        # regrows towards the rate that was throttled, and probes gently above it.
         self._w_max = current
-        self.rate = max(MIN_RATE, current * beta)
+        self.rate = max(MIN_RATE, _BETA * min(current, self._accepted_rate(now)))
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
         self._epoch = now
@@ -130,10 +131,13 @@ class AdaptiveRate:
         while recent and recent[0][0] < now - _WINDOW:
             recent.popleft()
 
-    def _throttled_share(self) -> float:
-        if not self._recent:
-            return 0.0
-        return sum(1 for _, t in self._recent if t) / len(self._recent)
+    def _accepted_rate(self, now: float) -> float:
+        """Answers not throttled per second, over the last window (at least `_MIN_SPAN`, so that
+        a server's initial burst allowance does not read as its rate)."""
+        accepted = sum(1 for _, throttled in self._recent if not throttled)
+        first = self._sent[0] if self._sent else now
+        span = max(min(_WINDOW, now - first), _MIN_SPAN)
+        return accepted / span
 
     def _send_rate(self, now: float) -> float:
         """Attempts started per second over the last window (how fast we went unthrottled)."""
