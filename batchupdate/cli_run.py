@@ -199,6 +199,7 @@ def add_commands(
     s.add_argument("--hang-seconds", type=float, default=120.0, help=argparse.SUPPRESS)
     s.add_argument("--garbage-rate", type=float, default=0.0, help="share of 200 answers with an HTML body")
     s.add_argument("--random-seed", type=int, default=0, help="seed of the fault injection")
+    s.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)  # benchmarks only
     s.set_defaults(handler=cmd_simulator)
 
     from . import cli_more
@@ -434,7 +435,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(f"simulator: {exc}") from None
-    sim = Simulator(faults=faults)
+    sim = Simulator(faults=faults, verify=not args.no_verify)
     if args.seed:
         sim.seed_from_jobs(open_sources(args.seed, None))
     if args.state:

@@ -22,7 +22,7 @@ import socket
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,11 @@ class Outcome:
     finished_at: str
 
     def line(self) -> bytes:
-        return orjson.dumps(asdict(self)) + b"\n"
+        # field by field: dataclasses.asdict deep-copies every body, a third of a run's CPU
+        return orjson.dumps({name: getattr(self, name) for name in _FIELDS}) + b"\n"
+
+
+_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
 def done_key(model_id: str, version_name: str, fingerprint: str) -> int:

@@ -14,21 +14,20 @@ sends exactly them.
 from __future__ import annotations
 
 import collections
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .client import PaiClient, Response
 from .credentials import CredentialProvider, Credentials
-from .errors import BatchUpdateError, RemoteError, TransportError, Verdict, abort_hint, classify
+from .errors import RemoteError, TransportError, Verdict, abort_hint, classify
 from .ledger import Ledger, Outcome, done_key, load_learned_rate, read_done_index, save_learned_rate
 from .retry import RetryPolicy
 from .schema import Job
@@ -146,8 +145,15 @@ class _Stopped(Exception):
 
 
 def utc_now() -> str:
+    """ISO 8601 UTC with milliseconds, as the ledger's started_at / finished_at."""
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    seconds = int(now)
+    return f"{_second(seconds)}.{int((now - seconds) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))  # the cost: once a second
 
 
 _EXIT_FOR_STOP = {
@@ -180,57 +186,60 @@ class _Run:
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts, base=settings.backoff_base, cap=settings.backoff_cap
         )
-        self._outcomes: MemoryObjectSendStream[Outcome] | None = None
         self.work_scope: anyio.CancelScope | None = None
         self.unfinished = 0
+        self._pending: collections.deque[Outcome] = collections.deque()
+        self._wake = anyio.Event()
+        self._closed = False
 
     def halt(self, reason: str, message: str | None = None) -> None:
         self.stop.request(reason, message)
 
     # -- the pipeline ------------------------------------------------------------------------
 
-    async def produce(self, jobs: Iterable[Job] | AsyncIterator[Job], send: ObjectSendStream[Job]) -> None:
-        async with send:
+    async def work(self, jobs: Iterator[Job] | AsyncIterator[Job], lock: anyio.Lock) -> None:
+        """A worker: take the next job not done yet, process it; until jobs or dispatch end.
+        Workers share one iterator: a synchronous one needs no lock (next() never awaits)."""
+        skip = not self.settings.force
+        done, progress = self.done, self.progress
+        while not self.stop.is_set():
             if isinstance(jobs, AsyncIterator):
-                async for job in jobs:
-                    if not await self._offer(job, send):
-                        return
+                async with lock:
+                    job = await anext(jobs, None)
             else:
-                for job in jobs:
-                    if not await self._offer(job, send):
-                        return
+                job = next(jobs, None)
+            if job is None:
+                return
+            if skip and done_key(job.model_id, job.version_name, job.fingerprint) in done:
+                progress.skipped += 1
+                if progress.skipped % 1000 == 0:
+                    await anyio.lowlevel.checkpoint()  # a long run of done jobs must not starve the loop
+                continue
+            await self.process(job)
 
-    async def _offer(self, job: Job, send: ObjectSendStream[Job]) -> bool:
-        if self.stop.is_set():
-            return False
-        if not self.settings.force and done_key(job.model_id, job.version_name, job.fingerprint) in self.done:
-            self.progress.skipped += 1
-            if self.progress.skipped % 1000 == 0:
-                await anyio.lowlevel.checkpoint()  # a long run of done jobs must not starve the loop
-            return True
-        await send.send(job)
-        return True
+    def record(self, outcome: Outcome) -> None:
+        """Hand one outcome to the ledger writer (never blocks a worker)."""
+        self._pending.append(outcome)
+        self._wake.set()
 
-    async def work(self, receive: ObjectReceiveStream[Job]) -> None:
-        async with receive:
-            async for job in receive:
-                if self.stop.is_set():
-                    self.unfinished += 1
-                    continue
-                await self.process(job)
+    async def write(self) -> None:
+        """The one ledger writer: whole lines, one write() per batch, fsync by the ledger's policy."""
+        ledger, pending = self.ledger, self._pending
+        while True:
+            if not pending:
+                if self._closed:
+                    return
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                continue
+            batch = list(pending)
+            pending.clear()
+            if ledger is not None and ledger.append(batch):
+                await anyio.to_thread.run_sync(ledger.sync)
 
-    async def write(self, receive: MemoryObjectReceiveStream[Outcome]) -> None:
-        ledger = self.ledger
-        async with receive:
-            async for outcome in receive:
-                batch = [outcome]
-                while True:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                if ledger is not None and ledger.append(batch):
-                    await anyio.to_thread.run_sync(ledger.sync)
+    def close_ledger(self) -> None:
+        self._closed = True
+        self._wake.set()
 
     # -- one job ---------------------------------------------------------------------------
 
@@ -238,7 +247,6 @@ class _Run:
         progress = self.progress
         started_at = utc_now()
         ids: list[str | None] = []
-        attempts = 0
         before: dict[str, Any] | None = None
         last_status: int | None = None
         progress.in_flight += 1
@@ -297,41 +305,46 @@ class _Run:
 
     async def _call(self, send: Any, ids: list[str | None] | None) -> Response:
         """One call with the retry policy: every attempt waits for a slot and is signed afresh."""
-        progress, limiter = self.progress, self.limiter
+        progress, limiter, stop = self.progress, self.limiter, self.stop
+        waiting = False  # between a failed attempt and the next: counted in progress.retrying
 
-        def before_sleep(_: Any) -> None:
-            progress.retrying += 1
-
-        async for attempt in self.policy.retrying(before_sleep=before_sleep):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    progress.retrying -= 1
-                if self.stop.is_set():
-                    raise _Stopped
-                await limiter.wait()
-                if self.stop.is_set():
-                    raise _Stopped
-                progress.attempts += 1
-                started = time.monotonic()
-                try:
-                    response: Response = await send()
-                except RemoteError as error:
-                    if ids is not None:
-                        ids.append(error.request_id)
-                    if classify(error) is Verdict.THROTTLED:
-                        progress.throttled += 1
-                        limiter.throttled(error.retry_after)
-                    raise
-                except TransportError:
-                    if ids is not None:
-                        ids.append(None)
-                    raise
-                limiter.succeeded(time.monotonic() - started)
-                progress.rate = limiter.rate
+        async def attempt() -> Response:
+            nonlocal waiting
+            if waiting:
+                progress.retrying -= 1
+                waiting = False
+            if stop.is_set():
+                raise _Stopped
+            await limiter.wait()
+            if stop.is_set():
+                raise _Stopped
+            progress.attempts += 1
+            started = time.monotonic()
+            try:
+                response: Response = await send()
+            except RemoteError as error:
                 if ids is not None:
-                    ids.append(response.request_id)
-                return response
-        raise BatchUpdateError("retry loop ended without an outcome")  # pragma: no cover
+                    ids.append(error.request_id)
+                if classify(error) is Verdict.THROTTLED:
+                    progress.throttled += 1
+                    limiter.throttled(error.retry_after)
+                raise
+            except TransportError:
+                if ids is not None:
+                    ids.append(None)
+                raise
+            limiter.succeeded(time.monotonic() - started)
+            progress.rate = limiter.rate
+            if ids is not None:
+                ids.append(response.request_id)
+            return response
+
+        def on_retry() -> None:
+            nonlocal waiting
+            progress.retrying += 1
+            waiting = True
+
+        return await self.policy.call(attempt, on_retry=on_retry)
 
     def _finish(
         self,
@@ -364,8 +377,7 @@ class _Run:
             started_at=started_at,
             finished_at=utc_now(),
         )
-        assert self._outcomes is not None
-        self._outcomes.send_nowait(outcome)
+        self.record(outcome)
 
 
 async def run(
@@ -463,11 +475,10 @@ async def _drive(
     provider: CredentialProvider | None,
 ) -> _Run:
     state = _Run(settings, client, limiter, ledger, done, progress, stop)
-    outcomes_send, outcomes_receive = anyio.create_memory_object_stream[Outcome](1 << 16)
-    state._outcomes = outcomes_send
-    jobs_send, jobs_receive = anyio.create_memory_object_stream[Job](settings.concurrency)
+    source: Iterator[Job] | AsyncIterator[Job] = jobs if isinstance(jobs, AsyncIterator) else iter(jobs)
+    lock = anyio.Lock()
     async with anyio.create_task_group() as outer:
-        outer.start_soon(state.write, outcomes_receive)
+        outer.start_soon(state.write)
         async with anyio.create_task_group() as aux:
             if provider is not None:
                 aux.start_soon(provider.refresh_forever)
@@ -476,30 +487,11 @@ async def _drive(
             aux.start_soon(_grace_after_stop, state, settings.grace)
             async with anyio.create_task_group() as work:
                 state.work_scope = work.cancel_scope
-                work.start_soon(_stoppable_producer, state, jobs, jobs_send)
                 for _ in range(settings.concurrency):
-                    work.start_soon(state.work, jobs_receive.clone())
-                jobs_receive.close()
+                    work.start_soon(state.work, source, lock)
             aux.cancel_scope.cancel()
-        outcomes_send.close()
+        state.close_ledger()
     return state
-
-
-async def _stoppable_producer(state: _Run, jobs: Any, send: ObjectSendStream[Job]) -> None:
-    """Feed jobs until they run out or the run stops (a stop cancels a blocked send)."""
-    with anyio.CancelScope() as scope:
-
-        async def watch() -> None:
-            await state.stop.wait()
-            scope.cancel()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch)
-            try:
-                await state.produce(jobs, send)
-            finally:
-                tg.cancel_scope.cancel()
-    await send.aclose()
 
 
 async def _deadline(state: _Run, seconds: float) -> None:

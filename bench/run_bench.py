@@ -1,0 +1,247 @@
+"""`run` against the simulator: overhead, latency-bound throughput, adaptive rate, faults, and the
+official SDK under the same load. Prints figures; asserts nothing.
+
+Run: python bench/run_bench.py [--jobs 5000] [--only overhead,latency,adaptive,faults,sdk]
+
+Each scenario starts a simulator in its own process (its own core) and runs the client here.
+Ratios compare two clients in the same script against the same server, since machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from _common import SimulatorProcess, make_jobs
+
+from batchupdate.credentials import DEMO_CREDENTIALS
+from batchupdate.jobs import JobSource
+from batchupdate.jobset import JobSet
+from batchupdate.ledger import read_ledger
+from batchupdate.runner import Progress, run
+from batchupdate.settings import Settings
+
+
+def jobset(path: Path) -> JobSet:
+    js = JobSet([JobSource(path, path.name, "jsonl")])
+    errors = list(js.check())
+    assert not errors, errors[:3]
+    return js
+
+
+async def ours(
+    path: Path, url: str, tmp: Path, *, concurrency: int, ledger: bool = True, **kw
+) -> tuple[float, object]:
+    js = jobset(path)
+    settings = Settings(
+        endpoint=url,
+        concurrency=concurrency,
+        ledger=(tmp / f"l-{time.monotonic_ns()}.jsonl") if ledger else None,
+        learn_rate=False,
+        **kw,
+    )
+    start = time.perf_counter()
+    summary = await run(js.jobs(), settings=settings, credentials=DEMO_CREDENTIALS, total=js.distinct)
+    return time.perf_counter() - start, summary
+
+
+async def bare_loop(path: Path, url: str, *, concurrency: int) -> float:
+    """One session, prebuilt bodies, no signing, no ledger, no retries: the floor of the cost."""
+    requests = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        body = json.dumps(
+            {k: v for k, v in row.items() if k not in ("ModelId", "VersionName")},
+            ensure_ascii=False,
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        requests.append((f"{url}/api/v1/models/{row['ModelId']}/versions/{row['VersionName']}", body))
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    headers = {"content-type": "application/json; charset=utf-8", "accept": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                target, body = queue.get_nowait()
+                async with session.put(target, data=body, headers=headers) as answer:
+                    await answer.read()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start
+
+
+async def scenario_overhead(tmp: Path, jobs: int) -> None:
+    path = make_jobs(tmp / "o.jsonl", jobs)
+    with SimulatorProcess("--seed", str(path), "--no-verify") as sim:
+        for _ in range(2):  # alternate, to even out warm-up and noise
+            t_bare = await bare_loop(path, sim.url, concurrency=64)
+            t_ours, summary = await ours(path, sim.url, tmp, concurrency=64, force=True)
+        assert summary.succeeded == jobs, summary  # type: ignore[attr-defined]
+    print(f"overhead: {jobs:,} jobs, concurrency 64, latency 0 (simulator without signature checks)")
+    print(f"  bare aiohttp loop {jobs / t_bare:8,.0f} req/s")
+    print(f"  batchupdate run   {jobs / t_ours:8,.0f} req/s  (signing, retries, ledger)")
+    print(f"  ratio ours/bare   {t_bare / t_ours:8.2f}  (bar >= 0.85)")
+
+
+async def scenario_latency(tmp: Path, jobs: int) -> None:
+    path = make_jobs(tmp / "l.jsonl", jobs)
+    with SimulatorProcess("--seed", str(path), "--latency", "0.020") as sim:
+        elapsed, summary = await ours(path, sim.url, tmp, concurrency=64)
+    ideal = 64 / 0.020
+    print(f"latency-bound: {jobs:,} jobs, 20 ms latency, concurrency 64")
+    print(
+        f"  batchupdate run {jobs / elapsed:8,.0f} req/s; ideal 64/0.020 = {ideal:,.0f}/s; "
+        f"ratio {jobs / elapsed / ideal:.2f} (bar >= 0.9)"
+    )
+
+
+async def scenario_adaptive(tmp: Path, jobs: int) -> None:
+    path = make_jobs(tmp / "a.jsonl", jobs)
+    with SimulatorProcess("--seed", str(path), "--rate-limit", "100") as sim:
+        js = jobset(path)
+        ledger = tmp / "adaptive.jsonl"
+        progress = Progress()
+        start = time.time()
+        summary = await run(
+            js.jobs(),
+            settings=Settings(endpoint=sim.url, ledger=ledger, learn_rate=False),
+            credentials=DEMO_CREDENTIALS,
+            progress=progress,
+            total=js.distinct,
+        )
+    finished = sorted(
+        time.mktime(time.strptime(r["finished_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+        - time.timezone
+        + float("0." + r["finished_at"][20:23])
+        for r in read_ledger(ledger)
+    )
+    after = [t for t in finished if t >= start + 5.0]
+    goodput = len(after) / (finished[-1] - (start + 5.0)) if after else 0.0
+    print(f"adaptive: {jobs:,} jobs, simulator limited to 100 req/s, no --rate")
+    print(
+        f"  all succeeded: {summary.succeeded == jobs}; goodput after the first 5 s: {goodput:.1f}/s (bar >= 90)"
+    )
+    print(
+        f"  throttled answers: {summary.throttled} of {summary.attempts} requests = "
+        f"{100 * summary.throttled / summary.attempts:.2f}% (bar < 5%); final rate {summary.final_rate:.1f}/s"
+    )
+
+
+async def scenario_faults(tmp: Path, jobs: int) -> None:
+    path = make_jobs(tmp / "f.jsonl", jobs)
+    with SimulatorProcess("--seed", str(path), "--error-rate", "0.2", "--reset-rate", "0.05") as sim:
+        elapsed, summary = await ours(path, sim.url, tmp, concurrency=64, max_attempts=10)
+        puts = {(m, v): n for m, v, n in sim.counters()["puts_applied"]}
+    ledger = Path(summary.ledger)  # type: ignore[attr-defined]
+    attempts = {r["version_name"]: r["attempts"] for r in read_ledger(ledger)}
+    over = sum(1 for (_, v), n in puts.items() if n > attempts.get(v, 0))
+    print(f"faults: {jobs:,} jobs, 20% 503 + 5% connection resets, concurrency 64")
+    print(
+        f"  succeeded {summary.succeeded:,}/{jobs:,} in {elapsed:.1f}s ({jobs / elapsed:,.0f}/s); "  # type: ignore[attr-defined]
+        f"versions applied more often than the ledger's attempts: {over}"
+    )
+    return None
+
+
+async def scenario_sdk(tmp: Path, jobs: int) -> None:
+    from alibabacloud_aiworkspace20210204 import models as sdk_models
+    from alibabacloud_aiworkspace20210204.client import Client
+    from alibabacloud_tea_openapi.models import Config
+    from darabonba.policy.retry import RetryOptions
+
+    path = make_jobs(tmp / "s.jsonl", jobs)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for label, args in (
+        ("no faults", ()),
+        ("20% 503 + 5% resets", ("--error-rate", "0.2", "--reset-rate", "0.05")),
+    ):
+        with SimulatorProcess("--seed", str(path), *args) as sim:
+            retry = RetryOptions(
+                {
+                    "retryable": True,
+                    "retryCondition": [
+                        {
+                            "maxAttempts": 6,
+                            "exception": ["ServerException", "ThrottlingException"],
+                            "errorCode": [
+                                "ServiceUnavailable",
+                                "InternalError",
+                                "Throttling.User",
+                                "Throttling",
+                            ],
+                            "backoff": {"policy": "ExponentialWithFullJitter", "period": 500, "cap": 20000},
+                        }
+                    ],
+                }
+            )
+            client = Client(
+                Config(
+                    access_key_id="batchupdate-demo",
+                    access_key_secret="batchupdate-demo-secret",
+                    endpoint=sim.url.split("//")[1],
+                    protocol="http",
+                    retry_options=retry,
+                )
+            )
+            semaphore = asyncio.Semaphore(64)
+            lost = 0
+
+            async def one(row: dict) -> None:
+                nonlocal lost
+                async with semaphore:
+                    try:
+                        await client.update_model_version_async(
+                            row["ModelId"],
+                            row["VersionName"],
+                            sdk_models.UpdateModelVersionRequest(
+                                approval_status=row["ApprovalStatus"],
+                                version_description=row["VersionDescription"],
+                            ),
+                        )
+                    except Exception:
+                        lost += 1
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one(r) for r in rows))
+            t_sdk = time.perf_counter() - start
+        with SimulatorProcess("--seed", str(path), *args) as sim:
+            t_ours, summary = await ours(path, sim.url, tmp, concurrency=64)
+        print(f"versus the official SDK ({label}): {jobs:,} jobs, concurrency 64")
+        print(f"  SDK  {jobs / t_sdk:8,.0f} jobs/s, lost {lost:,}")
+        print(
+            f"  ours {jobs / t_ours:8,.0f} jobs/s, lost {summary.failed:,}; "  # type: ignore[attr-defined]
+            f"throughput ratio ours/SDK {t_sdk / t_ours:.1f}"
+        )
+
+
+SCENARIOS = {
+    "overhead": scenario_overhead,
+    "latency": scenario_latency,
+    "adaptive": scenario_adaptive,
+    "faults": scenario_faults,
+    "sdk": scenario_sdk,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--only", default=",".join(SCENARIOS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only.split(","):
+            count = 3000 if name == "adaptive" else args.jobs
+            asyncio.run(SCENARIOS[name](Path(tmp), count))
+
+
+if __name__ == "__main__":
+    main()
