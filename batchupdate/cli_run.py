@@ -6,12 +6,13 @@ Parsing and rendering only; the work is in runner.py, simulator.py and report.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +23,7 @@ from . import cli
 from .client import PaiClient
 from .credentials import DEMO_CREDENTIALS, CredentialProvider, profile_region
 from .errors import ConfigurationError, UsageError
-from .jobs import open_sources
+from .jobs import JobSource, open_sources
 from .jobset import JobSet
 from .ledger import DEFAULT_LEDGER
 from .runner import Progress, RunStop, Stopper, Summary, run
@@ -67,49 +68,18 @@ def add_commands(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_job_inputs(p)
-    p.add_argument(
-        "--endpoint",
-        default=env("ENDPOINT"),
-        help="API base URL (default https://aiworkspace.<region>.aliyuncs.com)",
-    )
-    p.add_argument(
-        "--region",
-        default=env("REGION"),
-        help="region id, e.g. cn-hangzhou (default $ALIBABA_CLOUD_REGION_ID, else the profile's)",
-    )
-    p.add_argument(
-        "--profile",
-        default=env("PROFILE"),
-        help="credentials profile in ~/.aliyun/config.json (default: the standard chain)",
-    )
+    add_connection_options(p, env)
+    add_pool_options(p, env, positive_int, positive_float)
     p.add_argument(
         "--ledger",
         default=env("LEDGER"),
         help=f"results ledger (default {DEFAULT_LEDGER}; {SIMULATE_LEDGER} with --simulate)",
     )
     p.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=env("CONCURRENCY", "16"),
-        help="requests in flight at most (default 16)",
-    )
-    p.add_argument(
         "--rate",
         type=positive_float,
         default=env("RATE"),
         help="requests per second at most (default: adaptive to the server's throttling)",
-    )
-    p.add_argument(
-        "--max-attempts",
-        type=positive_int,
-        default=env("MAX_ATTEMPTS", "6"),
-        help="attempts per job (default 6)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=env("TIMEOUT", "30"),
-        help="one attempt's time limit in seconds (default 30)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="validate, print each request, send nothing, write no ledger"
@@ -138,17 +108,24 @@ def add_commands(
         default=_flag("SNAPSHOT"),
         help="GET each version first and record the old values (for `undo`)",
     )
-    p.add_argument(
-        "--simulate",
-        action="store_true",
-        help="run against an in-process simulator seeded from the job files; no credentials needed",
-    )
     p.add_argument("--json", action="store_true", help="print the final summary as one JSON object on stdout")
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="live progress display (default: on when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before setting ApprovalStatus (one-way) on many versions",
+    )
+    p.add_argument(
+        "--confirm-over",
+        type=positive_int,
+        default=env("CONFIRM_OVER", "100"),
+        metavar="N",
+        help="on a terminal, ask once before approving/rejecting more than N versions (default 100)",
     )
     p.add_argument("--grace", type=positive_float, default=env("GRACE", "30"), help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
@@ -207,6 +184,89 @@ def add_commands(
     cli_more.add_commands(commands, add_job_inputs, positive_int, positive_float, env)
 
 
+# -- options shared with plan and select ------------------------------------------------------
+
+
+def add_connection_options(p: argparse.ArgumentParser, env: Callable[..., Any]) -> None:
+    p.add_argument(
+        "--endpoint",
+        default=env("ENDPOINT"),
+        help="API base URL (default https://aiworkspace.<region>.aliyuncs.com)",
+    )
+    p.add_argument(
+        "--region",
+        default=env("REGION"),
+        help="region id, e.g. cn-hangzhou (default $ALIBABA_CLOUD_REGION_ID, else the profile's)",
+    )
+    p.add_argument(
+        "--profile",
+        default=env("PROFILE"),
+        help="credentials profile in ~/.aliyun/config.json (default: the standard chain)",
+    )
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="use an in-process simulator seeded from the job files; no credentials needed",
+    )
+
+
+def add_pool_options(
+    p: argparse.ArgumentParser,
+    env: Callable[..., Any],
+    positive_int: Callable[[str], int],
+    positive_float: Callable[[str], float],
+) -> None:
+    p.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=env("CONCURRENCY", "16"),
+        help="requests in flight at most (default 16)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=env("MAX_ATTEMPTS", "6"),
+        help="attempts per job (default 6)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=env("TIMEOUT", "30"),
+        help="one attempt's time limit in seconds (default 30)",
+    )
+
+
+def resolve_region(args: argparse.Namespace) -> None:
+    if args.region is None and not args.endpoint and not args.simulate:
+        args.region = os.environ.get("ALIBABA_CLOUD_REGION_ID") or profile_region(args.profile)
+
+
+@contextlib.asynccontextmanager
+async def open_client(
+    args: argparse.Namespace, seed: list[JobSource] | None = None
+) -> AsyncIterator[PaiClient]:
+    """The client `plan` and `select` read through: real (credentials resolved once, off the
+    event loop) or, with --simulate, an in-process simulator seeded from the job files."""
+    concurrency, timeout = int(args.concurrency), float(args.timeout)
+    if args.simulate:
+        from .simulator import Simulator
+
+        sim = Simulator()
+        sim.seed_from_jobs(seed or [])
+        async with (
+            sim,
+            PaiClient(sim.url, DEMO_CREDENTIALS, concurrency=concurrency, timeout=timeout) as client,
+        ):
+            yield client
+        return
+    resolve_region(args)
+    endpoint = Settings(endpoint=args.endpoint, region=args.region).resolved_endpoint()
+    provider = CredentialProvider(profile=args.profile)
+    await provider.resolve()
+    async with PaiClient(endpoint, provider, concurrency=concurrency, timeout=timeout) as client:
+        yield client
+
+
 # -- run -------------------------------------------------------------------------------------
 
 
@@ -243,16 +303,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobset = prepare_jobs(args, spool)
         if args.dry_run:
             return _dry_run(jobset)
-        if args.region is None and not args.endpoint and not args.simulate:
-            args.region = os.environ.get("ALIBABA_CLOUD_REGION_ID") or profile_region(args.profile)
+        resolve_region(args)
         default_ledger = SIMULATE_LEDGER if args.simulate else DEFAULT_LEDGER
         settings = _settings_from(args, Path(args.ledger or default_ledger))
         if not args.simulate:
             settings.resolved_endpoint()  # a missing region is a setup error before anything else
+        if not _confirmed(jobset, args):
+            print("batchupdate: not confirmed; nothing was sent", file=sys.stderr)
+            return cli.EXIT_USAGE
         show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
         summary = anyio.run(_run_async, jobset, settings, args.simulate, show_progress)
     _print_summary(summary, as_json=args.json)
     return summary.exit_code
+
+
+def _confirmed(jobset: JobSet, args: argparse.Namespace) -> bool:
+    """Approval is one-way: on a terminal, ask once before doing it to many versions.
+    Without a terminal (cron) the run proceeds, as it was told."""
+    if args.yes or args.simulate or jobset.irreversible <= int(args.confirm_over) or not sys.stdin.isatty():
+        return True
+    sys.stderr.write(
+        f"About to set ApprovalStatus to Approved/Rejected on {jobset.irreversible:,} versions. "
+        "This cannot be undone (and approval can trigger deployments). Continue? [y/N] "
+    )
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
 
 
 def _dry_run(jobset: JobSet) -> int:

@@ -13,7 +13,7 @@ import ipaddress
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,27 +243,6 @@ class PaiClient:
             action="ListModelVersions",
             query=query,
         )
-
-    async def list_versions(
-        self,
-        model_id: str,
-        filters: Mapping[str, str] | None = None,
-        *,
-        page_size: int = LIST_PAGE_SIZE,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """ListModelVersions, every page, each version once."""
-        page = 1
-        seen = 0
-        while True:
-            response = await self.list_versions_page(model_id, page, page_size, filters)
-            versions = response.data.get("Versions") or []
-            total = int(response.data.get("TotalCount") or 0)
-            for version in versions:
-                yield version
-            seen += len(versions)
-            if not versions or seen >= total:
-                return
-            page += 1
 
     async def request(
         self,

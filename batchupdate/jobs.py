@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -23,7 +23,16 @@ import orjson
 
 from .errors import JobFileError, UsageError
 
-__all__ = ["MAX_ROW_BYTES", "Format", "JobSource", "Row", "format_of", "open_sources", "read_rows"]
+__all__ = [
+    "MAX_ROW_BYTES",
+    "Format",
+    "JobSource",
+    "Row",
+    "format_of",
+    "open_sources",
+    "read_rows",
+    "write_rows",
+]
 
 Format = Literal["csv", "jsonl"]
 MAX_ROW_BYTES = 1 << 20  # 1 MiB
@@ -243,3 +252,41 @@ def _first_line_of(start: int, end: int, cells: list[str]) -> int:
     back from its last line by the line breaks inside its cells."""
     inner = sum(cell.count("\n") for cell in cells)
     return max(start, end - inner)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], out: str, *, columns: Sequence[str] | None = None) -> int:
+    """Write job rows as a job file that `run` reads back as is: JSONL, or CSV by the name's
+    extension (object fields as JSON text, an empty cell for "not sent"). `-` is stdout (CSV).
+    Returns the number of rows written."""
+    from .schema import ALL_FIELDS, OBJECT_FIELDS
+
+    fmt: Format = "csv" if out == "-" else format_of(out, None)
+    handle: IO[str] = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    count = 0
+    try:
+        if fmt == "jsonl":
+            for row in rows:
+                handle.write(orjson.dumps(row).decode() + "\n")
+                count += 1
+        else:
+            header = list(columns or ALL_FIELDS)
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            for row in rows:
+                writer.writerow(
+                    [
+                        ""
+                        if row.get(name) is None
+                        else orjson.dumps(row[name]).decode()
+                        if name in OBJECT_FIELDS
+                        else str(row[name])
+                        for name in header
+                    ]
+                )
+                count += 1
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+        else:
+            handle.flush()
+    return count

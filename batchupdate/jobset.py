@@ -42,6 +42,8 @@ class JobSet:
         self.rows = 0
         self.duplicates = 0
         self.error_count = 0
+        #: distinct versions whose row sets ApprovalStatus to Approved or Rejected (one-way)
+        self.irreversible = 0
         self.checked = False
 
     @property
@@ -57,7 +59,7 @@ class JobSet:
         """Validate every row; yield each problem. Afterwards `error_count` says if all is well."""
         index = self._index
         index.clear()
-        self.rows = self.duplicates = self.error_count = 0
+        self.rows = self.duplicates = self.error_count = self.irreversible = 0
         first_seen: dict[int, str] = {}  # only for versions in conflict: where the first was
         for number, item in self._rows():
             if isinstance(item, JobFileError):
@@ -80,6 +82,8 @@ class JobSet:
             earlier = index.get(key)
             if earlier is None:
                 index[key] = packed
+                if result[2].get("ApprovalStatus") in ("Approved", "Rejected"):
+                    self.irreversible += 1
                 continue
             if earlier >> (_FILE_BITS + _LINE_BITS) == packed >> (_FILE_BITS + _LINE_BITS):
                 self.duplicates += 1

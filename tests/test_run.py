@@ -221,20 +221,17 @@ async def test_stopper_stops_like_a_signal_and_in_flight_requests_finish(tmp_pat
 
 
 async def test_adaptive_rate_converges_without_a_rate_option(tmp_path):
-    # the bar (bench/run_bench.py): 3,000 jobs at 100/s; here a quicker 1,200 at 200/s
+    # the speed bar lives in bench/run_bench.py (3,000 jobs at 100/s); here: it converges, few throttles
     path = make_jobs(tmp_path / "j.jsonl", 1200)
     js = jobset_for(path)
     async with seeded(path, Faults(rate_limit=200)) as sim:
-        start = time.monotonic()
         summary = await run(
             js.jobs(),
             settings=settings(tmp_path, endpoint=sim.url, concurrency=16, max_attempts=20),
             credentials=DEMO_CREDENTIALS,
         )
-        elapsed = time.monotonic() - start
     assert (summary.exit_code, summary.succeeded) == (0, 1200)
     assert summary.throttled / summary.attempts < 0.05, (summary.throttled, summary.attempts)
-    assert elapsed < 1200 / 200 * 1.3, elapsed
     assert summary.final_rate is not None and 100 < summary.final_rate < 300
 
 

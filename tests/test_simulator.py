@@ -16,6 +16,7 @@ from batchupdate.client import PaiClient
 from batchupdate.credentials import DEMO_CREDENTIALS, Credentials
 from batchupdate.errors import BadResponseError, ConnectError, RemoteError, RequestTimeout
 from batchupdate.jobs import JobSource
+from batchupdate.select import select_versions
 from batchupdate.simulator import Faults, Simulator
 
 V = [{"ModelId": "m-1", "VersionName": f"1.0.{i}"} for i in range(5)]
@@ -155,11 +156,11 @@ async def test_list_pages_and_filters():
         for i in range(1234)
     ]
     async with Simulator(versions=versions) as sim, PaiClient(sim.url, DEMO_CREDENTIALS) as client:
-        names = [v["VersionName"] async for v in client.list_versions("m", page_size=100)]
+        names = [v["VersionName"] async for v in select_versions(client, "m", page_size=100)]
         assert len(names) == 1234 and len(set(names)) == 1234
-        approved = [v async for v in client.list_versions("m", {"ApprovalStatus": "Approved"})]
+        approved = [v async for v in select_versions(client, "m", filters={"ApprovalStatus": "Approved"})]
         assert len(approved) == 412 and all(v["ApprovalStatus"] == "Approved" for v in approved)
-        team_a = [v async for v in client.list_versions("m", {"Label": "team=a"})]
+        team_a = [v async for v in select_versions(client, "m", filters={"Label": "team=a"})]
         assert len(team_a) == 617
         assert sim.counters.by_action["ListModelVersions"] == 13 + 5 + 7
 
