@@ -181,6 +181,7 @@ class PaiClient:
     ) -> None:
         self._url = check_endpoint(endpoint)
         self._host = self._url.raw_authority
+        self._base = f"{self._url.scheme}://{self._host}"
         self._credentials = (
             credentials
             if isinstance(credentials, CredentialProvider)
@@ -277,14 +278,8 @@ class PaiClient:
             f"{signing.encode_segment(k)}={signing.encode_segment(v)}" for k, v in (query or {}).items()
         )
         # encoded=True: aiohttp would otherwise turn %2A into * (and more), breaking the signature
-        url = URL.build(
-            scheme=self._url.scheme,
-            host=self._url.raw_host or "",
-            port=self._url.explicit_port,
-            path=path,
-            query_string=query_string,
-            encoded=True,
-        )
+        target = self._base + path + ("?" + query_string if query_string else "")
+        url = URL(target, encoded=True)
         try:
             async with session.request(method, url, data=body, headers=headers) as answer:
                 raw = await answer.read()
