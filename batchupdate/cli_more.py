@@ -14,7 +14,7 @@ from . import cli
 from .errors import UsageError
 from .jobs import format_of, write_rows
 from .ledger import DEFAULT_LEDGER
-from .report import failed_jobs, summarize, write_jsonl
+from .report import failed_jobs, summarize
 
 __all__ = ["add_commands"]
 
@@ -117,7 +117,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             if slow:
                 print("  slowest: " + ", ".join(f"{m}/{v} {s:.2f}s" for s, m, v, _ in slow))
     if args.failed_jobs:
-        count = write_jsonl(failed_jobs(path, run_id=args.run_id), args.failed_jobs)
+        count = write_rows(failed_jobs(path, run_id=args.run_id), args.failed_jobs)
         print(f"wrote {count:,} failed jobs to {args.failed_jobs}", file=sys.stderr)
     return cli.EXIT_OK
 

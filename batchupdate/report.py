@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from .ledger import done_key, read_ledger
 
 __all__ = ["LedgerReport", "RunReport", "failed_jobs", "summarize"]
@@ -111,35 +109,32 @@ def summarize(path: str | os.PathLike[str], *, run_id: str | None = None, slowes
     return report
 
 
+def _key(record: dict[str, Any], run_id: str | None) -> int | None:
+    """The resume key of a record (of `run_id`, when given), or None."""
+    if run_id is not None and record.get("run_id") != run_id:
+        return None
+    try:
+        return done_key(record["model_id"], record["version_name"], record["fingerprint"])
+    except (KeyError, TypeError):
+        return None
+
+
 def failed_jobs(path: str | os.PathLike[str], *, run_id: str | None = None) -> Iterator[dict[str, Any]]:
     """Job rows for every (version, body) whose latest ledger line is `failed`: a JSONL job file
     that `batchupdate run` accepts as is. Two passes over the ledger; only compact keys are held."""
     latest: dict[int, bool] = {}
     for record in read_ledger(path):
-        if run_id is not None and record.get("run_id") != run_id:
-            continue
-        try:
-            key = done_key(record["model_id"], record["version_name"], record["fingerprint"])
-        except (KeyError, TypeError):
-            continue
-        latest[key] = record.get("status") == "failed"
+        key = _key(record, run_id)
+        if key is not None:
+            latest[key] = record.get("status") == "failed"
     written: set[int] = set()
     for record in read_ledger(path):
-        if run_id is not None and record.get("run_id") != run_id:
-            continue
-        try:
-            key = done_key(record["model_id"], record["version_name"], record["fingerprint"])
-        except (KeyError, TypeError):
-            continue
-        if latest.get(key) and key not in written and isinstance(record.get("body"), dict):
+        key = _key(record, run_id)
+        if (
+            key is not None
+            and latest.get(key)
+            and key not in written
+            and isinstance(record.get("body"), dict)
+        ):
             written.add(key)
             yield {"ModelId": record["model_id"], "VersionName": record["version_name"], **record["body"]}
-
-
-def write_jsonl(rows: Iterator[dict[str, Any]], out: str | os.PathLike[str]) -> int:
-    count = 0
-    with open(out, "wb") as handle:
-        for row in rows:
-            handle.write(orjson.dumps(row) + b"\n")
-            count += 1
-    return count

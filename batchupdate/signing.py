@@ -60,29 +60,23 @@ def canonical_request(
     payload_sha256: str,
 ) -> tuple[str, str]:
     """(CanonicalRequest, signed header names). `headers` are the signed ones, any case."""
-    lowered = sorted((name.lower(), value.strip()) for name, value in headers.items())
-    names = ";".join(name for name, _ in lowered)
-    block = "".join(f"{name}:{value}\n" for name, value in lowered)
-    text = f"{method}\n{path or '/'}\n{canonical_query(query)}\n{block}\n{names}\n{payload_sha256}"
-    return text, names
+    return _canonical(method, path, query, {k.lower(): v for k, v in headers.items()}, payload_sha256)
 
 
-def _authorization_lowercase(
-    method: str,
-    path: str,
-    query: Mapping[str, str] | None,
-    headers: Mapping[str, str],
-    payload_sha256: str,
-    access_key_id: str,
-    access_key_secret: str,
-) -> str:
-    """`authorization` for headers whose names are already lower case (ours): the same bytes,
-    without re-normalizing every name on the hot path."""
-    names = sorted(headers)
-    block = "".join([f"{name}:{headers[name].strip()}\n" for name in names])
+def _canonical(
+    method: str, path: str, query: Mapping[str, str] | None, lowered: Mapping[str, str], payload_sha256: str
+) -> tuple[str, str]:
+    names = sorted(lowered)
+    block = "".join([f"{name}:{lowered[name].strip()}\n" for name in names])
     signed = ";".join(names)
-    text = f"{method}\n{path}\n{canonical_query(query)}\n{block}\n{signed}\n{payload_sha256}"
+    text = f"{method}\n{path or '/'}\n{canonical_query(query)}\n{block}\n{signed}\n{payload_sha256}"
+    return text, signed
+
+
+def _authorize(canonical: tuple[str, str], access_key_id: str, access_key_secret: str) -> str:
+    text, signed = canonical
     to_sign = f"{ALGORITHM}\n{hashlib.sha256(text.encode()).hexdigest()}"
+    # hmac.digest: the one-shot C path (hmac.new builds Python objects per call)
     signature = hmac.digest(access_key_secret.encode(), to_sign.encode(), "sha256").hex()
     return f"{ALGORITHM} Credential={access_key_id},SignedHeaders={signed},Signature={signature}"
 
@@ -97,11 +91,8 @@ def authorization(
     access_key_secret: str,
 ) -> str:
     """The Authorization header's value for a request whose every header in `headers` is signed."""
-    text, names = canonical_request(method, path, query, headers, payload_sha256)
-    to_sign = f"{ALGORITHM}\n{hashlib.sha256(text.encode()).hexdigest()}"
-    # hmac.digest: the one-shot C path (hmac.new builds Python objects per call)
-    signature = hmac.digest(access_key_secret.encode(), to_sign.encode(), "sha256").hex()
-    return f"{ALGORITHM} Credential={access_key_id},SignedHeaders={names},Signature={signature}"
+    canonical = canonical_request(method, path, query, headers, payload_sha256)
+    return _authorize(canonical, access_key_id, access_key_secret)
 
 
 def parse_authorization(value: str) -> tuple[str, list[str], str] | None:
@@ -176,7 +167,7 @@ def signed_headers(
     if security_token:
         headers["x-acs-accesskey-id"] = access_key_id
         headers["x-acs-security-token"] = security_token
-    headers["Authorization"] = _authorization_lowercase(
-        method, path, query, headers, payload, access_key_id, access_key_secret
-    )
+    # our header names are lower case already: skip re-normalizing them on the hot path
+    canonical = _canonical(method, path, query, headers, payload)
+    headers["Authorization"] = _authorize(canonical, access_key_id, access_key_secret)
     return headers
