@@ -97,3 +97,74 @@ def test_endpoints_tls_always_http_only_to_loopback():
             check_endpoint(bad)
     with pytest.raises(ConfigurationError, match="plain http is refused"):
         PaiClient("http://aiworkspace.cn-hangzhou.aliyuncs.com", Credentials("a", "b"))
+
+
+def _write_profiles(home, key_id: str, secret: str) -> None:
+    (home / ".aliyun").mkdir(parents=True, exist_ok=True)
+    (home / ".aliyun" / "config.json").write_text(
+        json.dumps(
+            {
+                "current": "default",
+                "profiles": [
+                    {
+                        "name": "default",
+                        "mode": "AK",
+                        "access_key_id": "AK-DEFAULT",
+                        "access_key_secret": "x",
+                        "region_id": "cn-beijing",
+                    },
+                    {
+                        "name": "prod",
+                        "mode": "AK",
+                        "access_key_id": key_id,
+                        "access_key_secret": secret,
+                        "region_id": "cn-shanghai",
+                    },
+                ],
+            }
+        )
+    )
+
+
+def test_profile_region_is_the_profiles_or_the_current_ones(tmp_path):
+    from batchupdate.credentials import profile_region
+
+    _write_profiles(tmp_path, "k", "s")
+    assert profile_region("prod", home=str(tmp_path)) == "cn-shanghai"
+    assert profile_region(None, home=str(tmp_path)) == "cn-beijing"
+    assert profile_region("nope", home=str(tmp_path)) is None
+    assert profile_region(None, home=str(tmp_path / "missing")) is None
+
+
+def test_cli_run_with_a_profile_from_aliyun_config(tmp_path, simulator_process):
+    from pathlib import Path
+
+    from .conftest import ROOT, run_cli
+
+    _write_profiles(tmp_path, "batchupdate-demo", "batchupdate-demo-secret")
+    sim = simulator_process("--seed", str(Path(ROOT / "jobs/approve.csv")))
+    result = run_cli(
+        "run",
+        str(ROOT / "jobs/approve.csv"),
+        "--profile",
+        "prod",
+        "--endpoint",
+        sim.url,
+        "--json",
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["succeeded"] == 6
+    wrong = run_cli(
+        "run",
+        str(ROOT / "jobs/approve.csv"),
+        "--profile",
+        "default",
+        "--endpoint",
+        sim.url,
+        "--force",
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path)},
+    )
+    assert wrong.returncode == 3 and "InvalidAccessKeyId.NotFound" in wrong.stderr

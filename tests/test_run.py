@@ -410,3 +410,28 @@ def test_public_api_is_complete_and_sorted():
         assert hasattr(batchupdate, name), name
     for needed in ("run", "Settings", "Summary", "Simulator", "PaiClient", "JobSet", "Stopper", "Progress"):
         assert needed in public
+
+
+def test_cli_live_progress_on_a_terminal(tmp_path, simulator_process):
+    import os
+    import sys
+
+    import pexpect
+
+    jobs = make_jobs(tmp_path / "j.jsonl", 40)
+    sim = simulator_process("--seed", str(jobs), "--latency", "0.1")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "batchupdate", "run", str(jobs), "--endpoint", sim.url, "--concurrency", "2"],
+        cwd=str(tmp_path),
+        env={**os.environ, **DEMO_ENV},
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(
+        r"\r\x1b\[2K\d+/40 done · \d+ ok · 0 failed · \d+ retrying · 0 already done · rate \S+ · [\d.]+ jobs/s · ETA \d+s"
+    )
+    child.expect("all jobs done")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

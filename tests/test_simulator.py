@@ -258,3 +258,28 @@ async def test_rate_limit_holds_within_five_percent_over_five_seconds():
         times = [t for t in sim.counters.accepted_times if start + 0.5 <= t < start + 5.5]
         assert abs(len(times) / 5.0 - rate) <= 0.05 * rate, len(times) / 5.0
         assert sim.counters.throttled > 0
+
+
+def test_the_simulator_command_serves_and_the_official_sdk_updates_through_it(simulator_process, tmp_path):
+    import asyncio
+    from pathlib import Path
+
+    from .conftest import ROOT
+
+    sim = simulator_process("--seed", str(Path(ROOT / "jobs/approve.csv")))
+    host = sim.url.split("//", 1)[1]
+    assert host.startswith("127.0.0.1:")
+    client = SdkClient(
+        Config(
+            access_key_id="batchupdate-demo",
+            access_key_secret="batchupdate-demo-secret",
+            endpoint=host,
+            protocol="http",
+        )
+    )
+    request = sdk_models.UpdateModelVersionRequest(
+        approval_status="Approved", version_description="via the SDK"
+    )
+    response = asyncio.run(client.update_model_version_async("model-7a1b2c3d4e5f", "1.0.0", request))
+    assert response.body.request_id
+    assert sim.puts() == {("model-7a1b2c3d4e5f", "1.0.0"): 1}
