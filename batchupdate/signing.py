@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import random
+import re
 import secrets
 import time
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 __all__ = [
@@ -42,7 +43,12 @@ EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 def encode_segment(text: str) -> str:
     """Percent-encode one path segment: UTF-8, everything but A-Z a-z 0-9 _ . - ~ escaped
     (what the SDK's `percent_encode` produces: `model 1+a*b` becomes `model%201%2Ba%2Ab`)."""
+    if _UNRESERVED.fullmatch(text):  # most ids and version names: nothing to escape
+        return text
     return quote(text, safe="", encoding="utf-8")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def canonical_query(query: Mapping[str, str] | None) -> str:
@@ -60,14 +66,15 @@ def canonical_request(
     payload_sha256: str,
 ) -> tuple[str, str]:
     """(CanonicalRequest, signed header names). `headers` are the signed ones, any case."""
-    return _canonical(method, path, query, {k.lower(): v for k, v in headers.items()}, payload_sha256)
+    return _canonical(method, path, query, {k.lower(): v.strip() for k, v in headers.items()}, payload_sha256)
 
 
 def _canonical(
     method: str, path: str, query: Mapping[str, str] | None, lowered: Mapping[str, str], payload_sha256: str
 ) -> tuple[str, str]:
+    """The canonical request of headers whose names are lower case and values trimmed."""
     names = sorted(lowered)
-    block = "".join([f"{name}:{lowered[name].strip()}\n" for name in names])
+    block = "".join([f"{name}:{lowered[name]}\n" for name in names])
     signed = ";".join(names)
     text = f"{method}\n{path or '/'}\n{canonical_query(query)}\n{block}\n{signed}\n{payload_sha256}"
     return text, signed
@@ -76,9 +83,25 @@ def _canonical(
 def _authorize(canonical: tuple[str, str], access_key_id: str, access_key_secret: str) -> str:
     text, signed = canonical
     to_sign = f"{ALGORITHM}\n{hashlib.sha256(text.encode()).hexdigest()}"
-    # hmac.digest: the one-shot C path (hmac.new builds Python objects per call)
-    signature = hmac.digest(access_key_secret.encode(), to_sign.encode(), "sha256").hex()
+    inner, outer = _hmac_states(access_key_secret)
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(to_sign.encode())
+    outer.update(inner.digest())
+    signature = outer.hexdigest()
     return f"{ALGORITHM} Credential={access_key_id},SignedHeaders={signed},Signature={signature}"
+
+
+@functools.lru_cache(maxsize=8)
+def _hmac_states(secret: str) -> tuple[Any, Any]:
+    """HMAC-SHA256 (RFC 2104) with the key schedule done once per secret, not once per request:
+    the SHA-256 states after the inner and outer padded keys. Tests check it against hmac."""
+    key = secret.encode()
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\x00")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
 
 
 def authorization(
@@ -148,16 +171,16 @@ def signed_headers(
 ) -> dict[str, str]:
     """Every header of one signed request, Authorization included."""
     headers = {
-        "host": host,
+        "host": host.strip(),
         "x-acs-version": API_VERSION,
-        "x-acs-action": action,
-        "user-agent": user_agent,
+        "x-acs-action": action.strip(),
+        "user-agent": user_agent.strip(),
         "x-acs-date": date,
         "x-acs-signature-nonce": nonce,
         "accept": "application/json",
     }
     if extra:
-        headers.update({name.lower(): value for name, value in extra.items()})
+        headers.update({name.lower(): value.strip() for name, value in extra.items()})
     if body is not None:
         headers["content-type"] = "application/json; charset=utf-8"
         payload = hashlib.sha256(body).hexdigest()
@@ -165,8 +188,8 @@ def signed_headers(
         payload = EMPTY_BODY_SHA256
     headers["x-acs-content-sha256"] = payload
     if security_token:
-        headers["x-acs-accesskey-id"] = access_key_id
-        headers["x-acs-security-token"] = security_token
+        headers["x-acs-accesskey-id"] = access_key_id.strip()
+        headers["x-acs-security-token"] = security_token.strip()
     # our header names are lower case already: skip re-normalizing them on the hot path
     canonical = _canonical(method, path, query, headers, payload)
     headers["Authorization"] = _authorize(canonical, access_key_id, access_key_secret)

@@ -109,3 +109,15 @@ def test_parse_authorization_round_trip():
     assert (key, names, len(sig)) == ("AK", ["host"], 64)
     assert signing.parse_authorization("Bearer x") is None
     assert signing.parse_authorization("ACS3-HMAC-SHA256 Credential=a") is None
+
+
+@settings(max_examples=200)
+@given(secret=st.text(max_size=100), message=st.binary(max_size=300))
+def test_precomputed_hmac_states_equal_the_standard_hmac(secret, message):
+    import hmac
+
+    inner, outer = signing._hmac_states(secret)
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(message)
+    outer.update(inner.digest())
+    assert outer.hexdigest() == hmac.new(secret.encode(), message, "sha256").hexdigest()
