@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -376,7 +377,7 @@ async def _run_with(
     sim = Simulator()
     sim.seed_from_jobs(jobset.sources)
     async with sim:
-        simulated = Settings(**{**_fields(settings), "endpoint": sim.url})
+        simulated = dataclasses.replace(settings, endpoint=sim.url)
         return await run(
             jobset.jobs(),
             settings=simulated,
@@ -385,10 +386,6 @@ async def _run_with(
             stop=stopper,
             total=jobset.distinct,
         )
-
-
-def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
 
 
 async def _watch_signals(stopper: Stopper, hard: anyio.CancelScope) -> None:

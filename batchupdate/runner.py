@@ -248,7 +248,6 @@ class _Run:
         started_at = utc_now()
         ids: list[str | None] = []
         before: dict[str, Any] | None = None
-        last_status: int | None = None
         progress.in_flight += 1
         try:
             if self.settings.snapshot:
@@ -259,25 +258,13 @@ class _Run:
             response = await self._call(
                 lambda: self.client.put_version(job.model_id, job.version_name, job.body_bytes), ids
             )
-            attempts = len(ids)  # one entry per attempt, None where no answer came
-            last_status = response.status
             self._finish(
-                job,
-                "succeeded",
-                response.request_id,
-                last_status,
-                None,
-                None,
-                attempts,
-                ids,
-                before,
-                started_at,
+                job, "succeeded", response.request_id, response.status, None, None, ids, before, started_at
             )
             progress.succeeded += 1
         except _Stopped:
             self.unfinished += 1
         except (RemoteError, TransportError) as error:
-            attempts = len(ids)
             progress.failed += 1
             code = error.code or f"HTTP{error.status}"
             progress.error_codes[code] += 1
@@ -289,7 +276,6 @@ class _Run:
                 error.status,
                 code,
                 str(error.message or error),
-                attempts,
                 ids,
                 before,
                 started_at,
@@ -354,11 +340,11 @@ class _Run:
         http_status: int | None,
         code: str | None,
         message: str | None,
-        attempts: int,
         ids: list[str | None],
         before: dict[str, Any] | None,
         started_at: str,
     ) -> None:
+        """Record how a job ended. `ids` has one entry per attempt (None where no answer came)."""
         outcome = Outcome(
             request_id=request_id,
             model_id=job.model_id,
@@ -367,7 +353,7 @@ class _Run:
             http_status=http_status,
             error_code=code,
             error_message=message,
-            attempts=attempts,
+            attempts=len(ids),
             attempt_request_ids=list(ids),
             fingerprint=job.fingerprint,
             body=job.body,
