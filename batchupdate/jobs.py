@@ -261,7 +261,10 @@ def write_rows(rows: Iterable[dict[str, Any]], out: str, *, columns: Sequence[st
     from .schema import ALL_FIELDS, OBJECT_FIELDS
 
     fmt: Format = "csv" if out == "-" else format_of(out, None)
-    handle: IO[str] = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        handle: IO[str] = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write: {exc.strerror or exc}") from None
     count = 0
     try:
         if fmt == "jsonl":

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from .errors import LedgerLockedError
+from .errors import ConfigurationError, LedgerLockedError
 
 __all__ = ["Ledger", "LedgerWarning", "Outcome", "done_key", "read_done_index", "read_ledger"]
 
@@ -82,6 +82,8 @@ def read_ledger(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the ledger: {exc.strerror or exc}") from None
     with handle:
         lineno = 0
         for raw in handle:
@@ -166,8 +168,11 @@ class Ledger:
     # -- open / close ----------------------------------------------------------------------
 
     def open(self) -> Ledger:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        except OSError as exc:
+            raise ConfigurationError(f"{self.path}: cannot open the ledger: {exc.strerror or exc}") from None
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             size = os.fstat(fd).st_size
@@ -176,6 +181,9 @@ class Ledger:
                     handle.seek(size - 1)
                     if handle.read(1) != b"\n":  # a torn last line: start ours on a fresh one
                         os.write(fd, b"\n")
+        except OSError as exc:
+            self._unlock()
+            raise ConfigurationError(f"{self.path}: cannot open the ledger: {exc.strerror or exc}") from None
         except BaseException:
             self._unlock()
             raise

@@ -274,3 +274,26 @@ def test_contract_ledger_default_path_and_no_ledger_on_dry_run(tmp_path):
     )
     assert result.returncode == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unusable_ledger_and_output_paths_are_clean_errors(tmp_path):
+    result = run_cli(
+        "run",
+        str(ROOT / "jobs/approve.csv"),
+        "--simulate",
+        "--ledger",
+        "/proc/no-such/ledger.jsonl",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "cannot open the ledger" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("report", "--ledger", str(ROOT / "jobs"))
+    assert result.returncode == 2 and "cannot read the ledger: Is a directory" in result.stderr
+    assert (
+        run_cli("run", str(ROOT / "jobs/approve.csv"), "--simulate", "--snapshot", cwd=tmp_path).returncode
+        == 0
+    )
+    result = run_cli(
+        "undo", "--ledger", str(tmp_path / "batchupdate-ledger.simulate.jsonl"), "-o", "/proc/no-such/u.jsonl"
+    )
+    assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
