@@ -34,6 +34,7 @@ EXIT_USAGE = 2
 EXIT_ABORTED = 3
 EXIT_DEADLINE = 4
 EXIT_LOCKED = 75
+EXIT_SIGINT = 130
 
 ERROR_CAP = 50
 
@@ -216,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return EXIT_FAILED
+    except KeyboardInterrupt:  # before any request went out (a run handles its own signals)
+        print("\nbatchupdate: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
     except (BatchUpdateError, BaseExceptionGroup) as error:
         ours = _ours(error)
         if ours is None:
