@@ -44,6 +44,10 @@ exit codes: 0 all done; 1 some jobs failed after retries; 2 invalid input or set
 3 aborted (credentials rejected, --max-failures); 4 --deadline reached, jobs remain;
 75 another run holds the ledger; 130/143 interrupted (SIGINT/SIGTERM) after a clean drain.
 
+The settings options can also come from the environment as BATCHUPDATE_<NAME>
+(BATCHUPDATE_ENDPOINT, _REGION, _PROFILE, _LEDGER, _CONCURRENCY, _RATE, _MAX_ATTEMPTS, _TIMEOUT,
+_FORCE, _MAX_FAILURES, _DEADLINE, _SNAPSHOT, _CONFIRM_OVER).
+
 examples:
   batchupdate run jobs/approve.csv --simulate
   batchupdate run pending.csv --set ApprovalStatus=Approved --region cn-hangzhou
@@ -73,11 +77,13 @@ def add_commands(
     add_pool_options(p, env, positive_int, positive_float)
     p.add_argument(
         "--ledger",
+        metavar="PATH",
         default=env("LEDGER"),
         help=f"results ledger (default {DEFAULT_LEDGER}; {SIMULATE_LEDGER} with --simulate)",
     )
     p.add_argument(
         "--rate",
+        metavar="R",
         type=positive_float,
         default=env("RATE"),
         help="requests per second at most (default: adaptive to the server's throttling)",
@@ -93,12 +99,14 @@ def add_commands(
     )
     p.add_argument(
         "--max-failures",
+        metavar="N",
         type=positive_int,
         default=env("MAX_FAILURES"),
         help="stop dispatching after N failed jobs (exit 3)",
     )
     p.add_argument(
         "--deadline",
+        metavar="S",
         type=positive_float,
         default=env("DEADLINE"),
         help="stop dispatching after S seconds (exit 4); the same command later continues",
@@ -191,16 +199,19 @@ def add_commands(
 def add_connection_options(p: argparse.ArgumentParser, env: Callable[..., Any]) -> None:
     p.add_argument(
         "--endpoint",
+        metavar="URL",
         default=env("ENDPOINT"),
         help="API base URL (default https://aiworkspace.<region>.aliyuncs.com)",
     )
     p.add_argument(
         "--region",
+        metavar="ID",
         default=env("REGION"),
         help="region id, e.g. cn-hangzhou (default $ALIBABA_CLOUD_REGION_ID, else the profile's)",
     )
     p.add_argument(
         "--profile",
+        metavar="NAME",
         default=env("PROFILE"),
         help="credentials profile in ~/.aliyun/config.json (default: the standard chain)",
     )
@@ -219,18 +230,21 @@ def add_pool_options(
 ) -> None:
     p.add_argument(
         "--concurrency",
+        metavar="N",
         type=positive_int,
         default=env("CONCURRENCY", "16"),
         help="requests in flight at most (default 16)",
     )
     p.add_argument(
         "--max-attempts",
+        metavar="N",
         type=positive_int,
         default=env("MAX_ATTEMPTS", "6"),
         help="attempts per job (default 6)",
     )
     p.add_argument(
         "--timeout",
+        metavar="S",
         type=positive_float,
         default=env("TIMEOUT", "30"),
         help="one attempt's time limit in seconds (default 30)",
