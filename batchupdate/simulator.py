@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import collections
 import functools
 import hashlib
 import random
 import re
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,7 @@ _REQUIRED_SIGNED = frozenset(
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 MAX_SKEW = 15 * 60
+MAX_NONCES = 1_000_000
 MAX_PAGE_SIZE = 100
 
 
@@ -76,17 +77,20 @@ class Counters:
     """What the simulator saw, for tests and benchmarks to read."""
 
     requests: int = 0
-    by_status: Counter[int] = field(default_factory=Counter)
-    by_code: Counter[str] = field(default_factory=Counter)
-    by_action: Counter[str] = field(default_factory=Counter)
-    puts_applied: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    by_code: collections.Counter[str] = field(default_factory=collections.Counter)
+    by_action: collections.Counter[str] = field(default_factory=collections.Counter)
+    puts_applied: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     throttled: int = 0
     resets: int = 0
     hangs: int = 0
     garbage: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
-    accepted_times: list[float] = field(default_factory=list)
+    #: when each accepted request arrived (time.monotonic), the latest million
+    accepted_times: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=1_000_000)
+    )
 
 
 class _Bucket:
@@ -141,7 +145,8 @@ class Simulator:
         self.counters = Counters()
         self._random = random.Random(self.faults.seed)
         self._bucket = _Bucket(self.faults.rate_limit, time.monotonic) if self.faults.rate_limit else None
-        self._nonces: dict[str, float] = {}
+        self._nonces: set[str] = set()
+        self._nonce_order: collections.deque[tuple[float, str]] = collections.deque()
         self._runner: web.AppRunner | None = None
         self.url = ""
         for version in versions:
@@ -388,9 +393,13 @@ class Simulator:
         now = self.clock()
         if nonce in self._nonces:
             return self._error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
-        self._nonces[nonce] = now
-        if len(self._nonces) > 200_000:  # forget nonces older than the skew window
-            self._nonces = {n: t for n, t in self._nonces.items() if now - t <= MAX_SKEW}
+        self._nonces.add(nonce)
+        order = self._nonce_order
+        order.append((now, nonce))
+        # remember nonces for the skew window (a replay older than that fails on its date), and
+        # at most MAX_NONCES of them, so a long benchmark does not grow the simulator without end
+        while order and (now - order[0][0] > MAX_SKEW or len(order) > MAX_NONCES):
+            self._nonces.discard(order.popleft()[1])
         return None
 
     def _find(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
