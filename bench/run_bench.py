@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -138,22 +141,35 @@ async def scenario_overhead(tmp: Path, jobs: int, rounds: int = 7) -> None:
 async def scenario_latency(tmp: Path, jobs: int) -> None:
     path = make_jobs(tmp / "l.jsonl", jobs)
     ideal = 64 / 0.020
+
+    def show(label: str, seconds: float, bar: str = "") -> None:
+        print(f"  {label:<46}{jobs / seconds:8,.0f} req/s = {jobs / seconds / ideal:.2f} of ideal{bar}")
+
     print(f"latency-bound: {jobs:,} jobs, 20 ms latency, concurrency 64; ideal 64/0.020 = {ideal:,.0f}/s")
     with SimulatorProcess("--seed", str(path), "--latency", "0.020") as sim:
         elapsed, _ = await ours(path, sim.url, tmp, concurrency=64)
-    print(
-        f"  batchupdate run, simulator checking signatures {jobs / elapsed:8,.0f} req/s = "
-        f"{jobs / elapsed / ideal:.2f} of ideal (bar >= 0.9)"
-    )
+    show("batchupdate run, simulator checking signatures", elapsed, " (bar >= 0.9)")
     with SimulatorProcess("--seed", str(path), "--latency", "0.020", "--no-verify") as sim:
         elapsed, _ = await ours(path, sim.url, tmp, concurrency=64)
         bare = await bare_loop(path, sim.url, concurrency=64)
-    print(
-        f"  batchupdate run, simulator not checking       {jobs / elapsed:8,.0f} req/s = {jobs / elapsed / ideal:.2f} of ideal"
+    show("batchupdate run, simulator not checking", elapsed)
+    show("bare aiohttp loop, simulator not checking", bare)
+    port = 18000 + os.getpid() % 1000
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_min_server.py")), str(port), "0.020"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    print(
-        f"  bare aiohttp loop, simulator not checking     {jobs / bare:8,.0f} req/s = {jobs / bare / ideal:.2f} of ideal"
-    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().startswith("listening")
+        url = f"http://127.0.0.1:{port}"
+        elapsed, _ = await ours(path, url, tmp, concurrency=64)
+        bare = await bare_loop(path, url, concurrency=64)
+    finally:
+        server.terminate()
+        server.communicate()
+    show("batchupdate run, a server that only sleeps", elapsed)
+    show("bare aiohttp loop, a server that only sleeps", bare)
 
 
 async def scenario_adaptive(tmp: Path, jobs: int) -> None:
