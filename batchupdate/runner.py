@@ -241,6 +241,27 @@ class _Run:
         self._closed = True
         self._wake.set()
 
+    async def drive(
+        self, jobs: Iterable[Job] | AsyncIterator[Job], provider: CredentialProvider | None
+    ) -> None:
+        """The whole run: workers, the ledger writer, and the timers (deadline, grace, refresh)."""
+        source: Iterator[Job] | AsyncIterator[Job] = jobs if isinstance(jobs, AsyncIterator) else iter(jobs)
+        lock = anyio.Lock()
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self.write)
+            async with anyio.create_task_group() as aux:
+                if provider is not None:
+                    aux.start_soon(provider.refresh_forever)
+                if self.settings.deadline is not None:
+                    aux.start_soon(_deadline, self, self.settings.deadline)
+                aux.start_soon(_grace_after_stop, self, self.settings.grace)
+                async with anyio.create_task_group() as work:
+                    self.work_scope = work.cancel_scope
+                    for _ in range(self.settings.concurrency):
+                        work.start_soon(self.work, source, lock)
+                aux.cancel_scope.cancel()
+            self.close_ledger()
+
     # -- one job ---------------------------------------------------------------------------
 
     async def process(self, job: Job) -> None:
@@ -405,10 +426,12 @@ async def run(
                 concurrency=settings.concurrency,
                 timeout=settings.timeout,
             )
+            state = _Run(settings, client, limiter, ledger, done, progress, stop)
             async with client:
-                state = await _drive(jobs, settings, client, limiter, ledger, done, progress, stop, provider)
+                await state.drive(jobs, provider)
         else:
-            state = await _drive(jobs, settings, client, limiter, ledger, done, progress, stop, None)
+            state = _Run(settings, client, limiter, ledger, done, progress, stop)
+            await state.drive(jobs, None)
         if settings.ledger and settings.learn_rate and limiter.rate is not None and limiter.cuts:
             save_learned_rate(settings.ledger, limiter.rate)
     finally:
@@ -447,37 +470,6 @@ async def run(
         error_samples=dict(progress.error_samples),
         ledger=str(settings.ledger) if settings.ledger else None,
     )
-
-
-async def _drive(
-    jobs: Iterable[Job] | AsyncIterator[Job],
-    settings: Settings,
-    client: PaiClient,
-    limiter: AdaptiveRate,
-    ledger: Ledger | None,
-    done: set[int],
-    progress: Progress,
-    stop: Stopper,
-    provider: CredentialProvider | None,
-) -> _Run:
-    state = _Run(settings, client, limiter, ledger, done, progress, stop)
-    source: Iterator[Job] | AsyncIterator[Job] = jobs if isinstance(jobs, AsyncIterator) else iter(jobs)
-    lock = anyio.Lock()
-    async with anyio.create_task_group() as outer:
-        outer.start_soon(state.write)
-        async with anyio.create_task_group() as aux:
-            if provider is not None:
-                aux.start_soon(provider.refresh_forever)
-            if settings.deadline is not None:
-                aux.start_soon(_deadline, state, settings.deadline)
-            aux.start_soon(_grace_after_stop, state, settings.grace)
-            async with anyio.create_task_group() as work:
-                state.work_scope = work.cancel_scope
-                for _ in range(settings.concurrency):
-                    work.start_soon(state.work, source, lock)
-            aux.cancel_scope.cancel()
-        state.close_ledger()
-    return state
 
 
 async def _deadline(state: _Run, seconds: float) -> None:

@@ -64,3 +64,22 @@ DEMO_ENV = {
     "ALIBABA_CLOUD_ACCESS_KEY_ID": "batchupdate-demo",
     "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "batchupdate-demo-secret",
 }
+
+
+def demo_signed_headers(host: str, path: str, body: bytes) -> dict[str, str]:
+    """A PUT's headers signed with the simulator's demo key (for baselines that sign, nothing else)."""
+    from batchupdate import signing
+
+    return signing.signed_headers(
+        method="PUT",
+        host=host,
+        path=path,
+        query=None,
+        action="UpdateModelVersion",
+        body=body,
+        access_key_id="batchupdate-demo",
+        access_key_secret="batchupdate-demo-secret",
+        user_agent="bench",
+        date=signing.timestamp(),
+        nonce=signing.new_nonce(),
+    )

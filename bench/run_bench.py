@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-from _common import SimulatorProcess, make_jobs
+from _common import SimulatorProcess, demo_signed_headers, make_jobs
 
-from batchupdate import signing
 from batchupdate.credentials import DEMO_CREDENTIALS
 from batchupdate.jobs import JobSource
 from batchupdate.jobset import JobSet
@@ -80,19 +79,7 @@ async def bare_loop(path: Path, url: str, *, concurrency: int, signed: bool = Fa
                 target, body = queue.get_nowait()
                 headers = plain
                 if signed:
-                    headers = signing.signed_headers(
-                        method="PUT",
-                        host=host,
-                        path=target,
-                        query=None,
-                        action="UpdateModelVersion",
-                        body=body,
-                        access_key_id="batchupdate-demo",
-                        access_key_secret="batchupdate-demo-secret",
-                        user_agent="bench",
-                        date=signing.timestamp(),
-                        nonce=signing.new_nonce(),
-                    )
+                    headers = demo_signed_headers(host, target, body)
                 async with session.put(url + target, data=body, headers=headers) as answer:
                     await answer.read()
 

@@ -11,9 +11,8 @@ import asyncio
 import time
 
 import aiohttp
-from _common import SimulatorProcess, make_jobs
+from _common import SimulatorProcess, demo_signed_headers, make_jobs
 
-from batchupdate import signing
 from batchupdate.client import PaiClient
 
 
@@ -25,19 +24,7 @@ async def hammer(url: str, count: int, *, sign: bool, concurrency: int = 64) -> 
         path = PaiClient.version_path("model-bench", f"1.{i // 1000}.{i % 1000}")
         headers = {"content-type": "application/json"}
         if sign:  # signed ahead of time: the client does nothing per request but send
-            headers = signing.signed_headers(
-                method="PUT",
-                host=host,
-                path=path,
-                query=None,
-                action="UpdateModelVersion",
-                body=body,
-                access_key_id="batchupdate-demo",
-                access_key_secret="batchupdate-demo-secret",
-                user_agent="bench",
-                date=signing.timestamp(),
-                nonce=signing.new_nonce(),
-            )
+            headers = demo_signed_headers(host, path, body)
         requests.append((url + path, headers))
     queue: asyncio.Queue = asyncio.Queue()
     for item in requests:
