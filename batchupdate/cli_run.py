@@ -21,7 +21,7 @@ import anyio
 import orjson
 
 from . import cli
-from .client import PaiClient
+from .client import PaiClient, check_endpoint
 from .credentials import DEMO_CREDENTIALS, CredentialProvider, profile_region
 from .errors import ConfigurationError, UsageError
 from .jobs import JobSource, open_sources
@@ -321,8 +321,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolve_region(args)
         default_ledger = SIMULATE_LEDGER if args.simulate else DEFAULT_LEDGER
         settings = _settings_from(args, Path(args.ledger or default_ledger))
-        if not args.simulate:
-            settings.resolved_endpoint()  # a missing region is a setup error before anything else
+        if not args.simulate:  # a missing region or a refused endpoint: a setup error before anything else
+            check_endpoint(settings.resolved_endpoint())
         if not _confirmed(jobset, args):
             print("batchupdate: not confirmed; nothing was sent", file=sys.stderr)
             return cli.EXIT_USAGE

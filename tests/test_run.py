@@ -341,6 +341,7 @@ def test_cli_refuses_plain_http_to_a_remote_host(tmp_path):
     )
     assert result.returncode == 2
     assert "plain http is refused" in result.stderr
+    assert not (tmp_path / "batchupdate-ledger.jsonl").exists()  # refused before anything else
 
 
 def test_cli_needs_a_region(tmp_path):
