@@ -115,6 +115,9 @@ class JobSet:
             result = build_job(item.source, item.fields, item.origin, self.overrides)
             if isinstance(result, list):
                 raise result[0]
+            if not self.duplicates:  # every row is its version's first: no lookup needed
+                yield result
+                continue
             packed = self._index.get(version_key(result.model_id, result.version_name))
             if packed is not None and packed & mask == (number << _LINE_BITS) | item.line:
                 yield result

@@ -436,3 +436,22 @@ def test_cli_live_progress_on_a_terminal(tmp_path, simulator_process):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+async def test_identical_duplicates_are_sent_once(tmp_path):
+    a = tmp_path / "a.jsonl"
+    b = tmp_path / "b.jsonl"
+    make_jobs(a, 10)
+    make_jobs(b, 5, start=8)  # 8 and 9 repeat a.jsonl's rows exactly; 10-12 are new
+    js = JobSet([JobSource(a, "a.jsonl", "jsonl"), JobSource(b, "b.jsonl", "jsonl")])
+    assert list(js.check()) == []
+    assert (js.rows, js.distinct, js.duplicates) == (15, 13, 2)
+    async with Simulator() as sim:
+        sim.seed_from_jobs(js.sources)
+        summary = await run(
+            js.jobs(), settings=settings(tmp_path, endpoint=sim.url), credentials=DEMO_CREDENTIALS
+        )
+    assert summary.succeeded == 13
+    assert set(sim.counters.puts_applied.values()) == {1}
+    sources = {r["version_name"]: r["source"] for r in ledger_lines(tmp_path)}
+    assert sources["1.0.8"] == "a.jsonl:9" and sources["1.0.12"] == "b.jsonl:5"
