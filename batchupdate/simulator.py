@@ -231,7 +231,8 @@ class Simulator:
         return web.Response(body=orjson.dumps(self.counters_dict()), content_type="application/json")
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # shutdown_timeout: a hung request (hang fault) must not hold up stop() for long
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
