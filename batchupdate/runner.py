@@ -200,7 +200,7 @@ class _Run:
     async def work(self, jobs: Iterator[Job] | AsyncIterator[Job], lock: anyio.Lock) -> None:
         """A worker: take the next job not done yet, process it; until jobs or dispatch end.
         Workers share one iterator: a synchronous one needs no lock (next() never awaits)."""
-        skip = not self.settings.force
+        skip = not self.settings.force and bool(self.done)  # a fresh ledger: nothing to look up
         done, progress = self.done, self.progress
         while not self.stop.is_set():
             if isinstance(jobs, AsyncIterator):
