@@ -50,11 +50,11 @@ examples:
 """
 
 
-def _env(name: str, default: Any = None) -> Any:
+def env(name: str, default: Any = None) -> Any:
     return os.environ.get(f"BATCHUPDATE_{name}", default)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -64,7 +64,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -81,7 +81,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _add_job_inputs(parser: argparse.ArgumentParser) -> None:
+def add_job_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("jobfiles", nargs="+", metavar="JOBFILE", help="CSV or JSONL job files; - for stdin")
     parser.add_argument(
         "--format",
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rules and print each problem as path:line: Field: message. Sends nothing. "
         "Exit 0 when all rows are valid, 2 otherwise.",
     )
-    _add_job_inputs(validate)
+    add_job_inputs(validate)
     validate.add_argument("--json", action="store_true", help="print the result as one JSON object")
     validate.set_defaults(handler=cmd_validate)
     _add_more_commands(commands)
@@ -125,7 +125,7 @@ def _add_more_commands(commands: Any) -> None:
     """Commands that talk to the API; defined in their own section below."""
     from . import cli_run
 
-    cli_run.add_commands(commands, _add_job_inputs, _positive_int, _positive_float, _env)
+    cli_run.add_commands(commands)
 
 
 def parse_overrides(assignments: Sequence[str]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,8 @@ from .report import failed_jobs, summarize
 __all__ = ["add_commands"]
 
 
-def add_commands(
-    commands: Any,
-    add_job_inputs: Callable[[argparse.ArgumentParser], None],
-    positive_int: Callable[[str], int],
-    positive_float: Callable[[str], float],
-    env: Callable[..., Any],
-) -> None:
+def add_commands(commands: Any) -> None:
+    add_job_inputs, env = cli.add_job_inputs, cli.env
     r = commands.add_parser(
         "report",
         help="summarize a ledger; write the failed jobs back as a job file",
@@ -52,8 +46,8 @@ def add_commands(
         "read errors. Exit 0; 2 on invalid input; 3 when credentials are rejected.",
     )
     add_job_inputs(p)
-    add_connection_options(p, env)
-    add_pool_options(p, env, positive_int, positive_float)
+    add_connection_options(p)
+    add_pool_options(p)
     p.add_argument("--json", action="store_true", help="print every entry and the counts as JSON")
     p.add_argument(
         "--only-changes", metavar="OUT", help="write the rows that change something to this job file"
@@ -77,8 +71,8 @@ def add_commands(
     s.add_argument(
         "-o", "--output", default="-", help="job file to write (.csv or .jsonl; default: CSV on stdout)"
     )
-    add_connection_options(s, env)
-    add_pool_options(s, env, positive_int, positive_float)
+    add_connection_options(s)
+    add_pool_options(s)
     s.set_defaults(handler=cmd_select, jobfiles=[])
 
     u = commands.add_parser(

@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,13 +59,13 @@ def _flag(name: str) -> bool:
     return os.environ.get(f"BATCHUPDATE_{name}", "").lower() in ("1", "true", "yes", "on")
 
 
-def add_commands(
-    commands: Any,
-    add_job_inputs: Callable[[argparse.ArgumentParser], None],
-    positive_int: Callable[[str], int],
-    positive_float: Callable[[str], float],
-    env: Callable[..., Any],
-) -> None:
+def add_commands(commands: Any) -> None:
+    add_job_inputs, positive_int, positive_float, env = (
+        cli.add_job_inputs,
+        cli.positive_int,
+        cli.positive_float,
+        cli.env,
+    )
     p = commands.add_parser(
         "run",
         help="apply the jobs (validated first; throttled, retried, ledgered)",
@@ -73,8 +73,8 @@ def add_commands(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_job_inputs(p)
-    add_connection_options(p, env)
-    add_pool_options(p, env, positive_int, positive_float)
+    add_connection_options(p)
+    add_pool_options(p)
     p.add_argument(
         "--ledger",
         metavar="PATH",
@@ -190,13 +190,14 @@ def add_commands(
 
     from . import cli_more
 
-    cli_more.add_commands(commands, add_job_inputs, positive_int, positive_float, env)
+    cli_more.add_commands(commands)
 
 
 # -- options shared with plan and select ------------------------------------------------------
 
 
-def add_connection_options(p: argparse.ArgumentParser, env: Callable[..., Any]) -> None:
+def add_connection_options(p: argparse.ArgumentParser) -> None:
+    env = cli.env
     p.add_argument(
         "--endpoint",
         metavar="URL",
@@ -222,12 +223,8 @@ def add_connection_options(p: argparse.ArgumentParser, env: Callable[..., Any]) 
     )
 
 
-def add_pool_options(
-    p: argparse.ArgumentParser,
-    env: Callable[..., Any],
-    positive_int: Callable[[str], int],
-    positive_float: Callable[[str], float],
-) -> None:
+def add_pool_options(p: argparse.ArgumentParser) -> None:
+    env, positive_int, positive_float = cli.env, cli.positive_int, cli.positive_float
     p.add_argument(
         "--concurrency",
         metavar="N",

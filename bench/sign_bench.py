@@ -21,10 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import SimulatorProcess, make_jobs
+from _common import SimulatorProcess, demo_signed_headers, make_jobs
 from yarl import URL
 
-from batchupdate import signing
 from batchupdate.client import PaiClient
 from batchupdate.credentials import DEMO_CREDENTIALS
 
@@ -43,19 +42,7 @@ async def drive(client: PaiClient, count: int, concurrency: int = 64) -> None:
 
 def sign_and_build(i: int) -> None:
     path = PaiClient.version_path("model-bench", f"1.{i // 1000}.{i % 1000}")
-    signing.signed_headers(
-        method="PUT",
-        host="127.0.0.1:8080",
-        path=path,
-        query=None,
-        action="UpdateModelVersion",
-        body=BODY,
-        access_key_id="batchupdate-demo",
-        access_key_secret="batchupdate-demo-secret",
-        user_agent="batchupdate/0.1.0",
-        date=signing.timestamp(),
-        nonce=signing.new_nonce(),
-    )
+    demo_signed_headers("127.0.0.1:8080", path, BODY)
     URL("http://127.0.0.1:8080" + path, encoded=True)  # as PaiClient.request builds it
 
 
